@@ -1,0 +1,165 @@
+// Running `idf.py set-target` + `idf.py build` under a real pseudo-terminal (the only importer
+// of node-pty). Every output byte goes to the sink (the log spool) first; the build never waits
+// on a reader. Timeout and cancel stop the whole build: SIGTERM to every process of its session,
+// KILL_GRACE_S, then SIGKILL; leftovers of a build that exited on its own are reaped the same way.
+import * as pty from 'node-pty';
+import { buildProcesses, signalBuild } from './proctree.js';
+
+export type BuildOutcome = 'succeeded' | 'failed' | 'canceled' | 'timed_out';
+
+export interface BuildResult {
+  outcome: BuildOutcome;
+  /** The exit code of idf.py (undefined when killed by a signal). */
+  exitCode: number | undefined;
+  signal: number | undefined;
+  durationMs: number;
+  /** Processes of the build still alive after the final SIGKILL (0 unless something is stuck in D state). */
+  survivors: number;
+}
+
+export interface BuildOptions {
+  /** idf.py's project dir and build dir. */
+  projectDir: string;
+  buildDir: string;
+  target: string;
+  env: Record<string, string>;
+  cwd: string;
+  cols: number;
+  rows: number;
+  timeoutMs: number;
+  killGraceMs: number;
+  /** Receives every byte of pty output, in order, before anything else sees it. */
+  sink: (data: Buffer) => void;
+  /** The command to run; default: set-target then build. Tests and benches may override it. */
+  command?: { file: string; args: string[] };
+}
+
+export interface BuildHandle {
+  /** The session leader's pid (= its session id and process group). */
+  readonly pid: number;
+  readonly result: Promise<BuildResult>;
+  cancel(): void;
+  /** Input bytes to the build's terminal; ignored once it has exited. */
+  write(data: Buffer | string): void;
+  resize(cols: number, rows: number): void;
+  readonly running: boolean;
+}
+
+/** The default build: set-target, then build, in one terminal session. */
+export function idfCommand(
+  projectDir: string,
+  buildDir: string,
+  target: string,
+): { file: string; args: string[] } {
+  return {
+    file: '/bin/sh',
+    args: [
+      '-c',
+      'idf.py -C "$1" -B "$2" set-target "$3" && exec idf.py -C "$1" -B "$2" build',
+      'aegis-build',
+      projectDir,
+      buildDir,
+      target,
+    ],
+  };
+}
+
+const REAP_POLL_MS = 50;
+
+export function startBuild(opts: BuildOptions): BuildHandle {
+  const started = Date.now();
+  const cmd = opts.command ?? idfCommand(opts.projectDir, opts.buildDir, opts.target);
+  const term = pty.spawn(cmd.file, cmd.args, {
+    name: opts.env['TERM'] ?? 'xterm-256color',
+    cols: opts.cols,
+    rows: opts.rows,
+    cwd: opts.cwd,
+    env: opts.env,
+    // Bytes, not strings: the log is exactly the pty output, invalid UTF-8 included.
+    encoding: null,
+  });
+  const sid = term.pid;
+  let running = true;
+  let stopping: 'canceled' | 'timed_out' | undefined;
+
+  term.onData((data: string | Buffer) => {
+    opts.sink(typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+  });
+
+  const exited = new Promise<{ exitCode: number; signal: number | undefined }>((resolve) => {
+    term.onExit(({ exitCode, signal }) => {
+      running = false;
+      resolve({ exitCode, signal: signal || undefined });
+    });
+  });
+
+  let stopAsked!: () => void;
+  const stopRequested = new Promise<'stop'>((r) => (stopAsked = () => r('stop')));
+  const stop = (why: 'canceled' | 'timed_out') => {
+    if (!running || stopping) return;
+    stopping = why;
+    signalBuild(sid, 'SIGTERM');
+    stopAsked();
+  };
+  const timeout = setTimeout(() => stop('timed_out'), opts.timeoutMs);
+
+  const result = (async (): Promise<BuildResult> => {
+    let leader = await Promise.race([exited, stopRequested]);
+    if (leader === 'stop') {
+      const grace = delay(opts.killGraceMs).then(() => 'grace' as const);
+      const afterTerm = await Promise.race([exited, grace]);
+      if (afterTerm === 'grace') signalBuild(sid, 'SIGKILL');
+      leader = afterTerm === 'grace' ? await exited : afterTerm;
+    }
+    clearTimeout(timeout);
+    // Whatever the build left running (background grandchildren, a stuck compiler) goes too.
+    const survivors = await reap(sid, opts.killGraceMs);
+    try {
+      term.kill('SIGKILL');
+    } catch {
+      // Already gone.
+    }
+    const outcome: BuildOutcome =
+      stopping ?? (leader.exitCode === 0 && leader.signal === undefined ? 'succeeded' : 'failed');
+    return {
+      outcome,
+      exitCode: leader.signal === undefined ? leader.exitCode : undefined,
+      signal: leader.signal,
+      durationMs: Date.now() - started,
+      survivors,
+    };
+  })();
+
+  return {
+    pid: sid,
+    result,
+    get running() {
+      return running;
+    },
+    cancel: () => stop('canceled'),
+    write(data) {
+      if (running) term.write(data);
+    },
+    resize(cols, rows) {
+      if (running) term.resize(cols, rows);
+    },
+  };
+}
+
+const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** SIGTERM what is left of the session, SIGKILL after the grace period; returns survivors. */
+async function reap(sid: number, graceMs: number): Promise<number> {
+  if (buildProcesses(sid).length === 0) return 0;
+  signalBuild(sid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline && buildProcesses(sid).length > 0) {
+    await delay(REAP_POLL_MS);
+  }
+  if (buildProcesses(sid).length > 0) signalBuild(sid, 'SIGKILL');
+  const killDeadline = Date.now() + 2000;
+  while (Date.now() < killDeadline && buildProcesses(sid).length > 0) {
+    await delay(REAP_POLL_MS);
+  }
+  return buildProcesses(sid).length;
+}
