@@ -1,0 +1,1 @@
+../../../esp-idf-sim/tools/cmake/project.cmake
