@@ -7,10 +7,16 @@ import { EXIT } from './exit.js';
 import { settingsTable, usage } from './help.js';
 import type { Command } from './commands/command.js';
 import { devControlCommand } from './commands/dev-control.js';
+import { runCommand } from './commands/run.js';
 import { toolchainsCommand } from './commands/toolchains.js';
 import { versionCommand } from './commands/version.js';
 
-export const COMMANDS: readonly Command[] = [toolchainsCommand, devControlCommand, versionCommand];
+export const COMMANDS: readonly Command[] = [
+  runCommand,
+  toolchainsCommand,
+  devControlCommand,
+  versionCommand,
+];
 
 const GLOBAL_OPTIONS = {
   help: { type: 'boolean', short: 'h' },

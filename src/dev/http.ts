@@ -34,10 +34,17 @@ export function sendError(res: ServerResponse, err: HttpError): void {
   sendJson(res, err.status, { code: err.code, message: err.message });
 }
 
-/** Read the whole body as JSON, at most MAX_BODY_BYTES; non-JSON bodies are refused. */
+/**
+ * Read the whole body as JSON, at most MAX_BODY_BYTES; non-JSON bodies are refused.
+ * `curl -d '{...}'` labels a JSON body application/x-www-form-urlencoded: accepted too, because
+ * that is how operators and the docs call this development plane; the body must still be JSON.
+ */
 export async function readJson(req: IncomingMessage): Promise<unknown> {
   const type = req.headers['content-type'];
-  if (type !== undefined && !/^application\/([\w.+-]+\+)?json\b/i.test(type)) {
+  const accepted =
+    /^application\/([\w.+-]+\+)?json\b/i.test(type ?? '') ||
+    /^application\/x-www-form-urlencoded\b/i.test(type ?? '');
+  if (type !== undefined && !accepted) {
     throw new HttpError(
       415,
       'AEGIS_ERR_PROTOCOL',

@@ -21,8 +21,10 @@ export interface JobRecord {
   error?: { code: string; message: string };
   logBytes: number;
   artifacts?: WireArtifact[];
-  /** Process group of the running build, for crash recovery (killed if still alive). */
+  /** Session id of the running build, for crash recovery (its processes are killed if alive). */
   buildPgid?: number;
+  /** The boot the build ran in: a recorded session id means nothing after a reboot. */
+  buildBootId?: string;
 }
 
 const NEXT: Record<JobState, readonly JobState[]> = {

@@ -89,6 +89,7 @@ export class JobRegistry extends EventEmitter<{ change: [JobChange] }> {
     if (isTerminal(to)) {
       next.finishedAt = at;
       delete next.buildPgid;
+      delete next.buildBootId;
     }
     this.jobs.set(jobId, next);
     await this.persist(next);

@@ -22,6 +22,7 @@ const RecordSchema = z.object({
   logBytes: z.number().int().nonnegative(),
   artifacts: z.array(WireArtifact).optional(),
   buildPgid: z.number().int().positive().optional(),
+  buildBootId: z.string().optional(),
 });
 
 export class JobStore {
