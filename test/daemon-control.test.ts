@@ -158,7 +158,8 @@ describe('daemon ↔ control plane', () => {
       p.sendToAgent('agent-m', raw);
     }
     await a.sink.waitFor(
-      (l) => l['code'] === 'AEGIS_ERR_PROTOCOL' && JSON.stringify(l['reason'] ?? '').includes('job_id'),
+      (l) =>
+        l['code'] === 'AEGIS_ERR_PROTOCOL' && JSON.stringify(l['reason'] ?? '').includes('job_id'),
     );
     expect(a.sink.withCode('AEGIS_ERR_PROTOCOL').length).toBeGreaterThanOrEqual(4);
     const res = await requestGrant(p, { target: 'esp32c3', channels: ['control'] });
