@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { collectArtifacts, esptoolCommand } from '../src/jobs/artifacts.js';
+import { esptoolCommand } from '../src/client/esptool.js';
+import { collectArtifacts } from '../src/jobs/artifacts.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const EXPORT = path.join(ROOT, 'toolchains/esp-idf-sim/export.sh');

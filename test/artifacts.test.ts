@@ -1,3 +1,4 @@
+import { esptoolCommand } from '../src/client/esptool.js';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -7,7 +8,6 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isAegisError, type ErrorCode } from '../src/errors.js';
 import {
   collectArtifacts,
-  esptoolCommand,
   readManifest,
   writeManifest,
   type ArtifactManifest,

@@ -6,6 +6,7 @@ import { makeContext, type Output } from './context.js';
 import { EXIT } from './exit.js';
 import { settingsTable, usage } from './help.js';
 import type { Command } from './commands/command.js';
+import { buildCommand } from './commands/build.js';
 import { devControlCommand } from './commands/dev-control.js';
 import { runCommand } from './commands/run.js';
 import { toolchainsCommand } from './commands/toolchains.js';
@@ -13,6 +14,7 @@ import { versionCommand } from './commands/version.js';
 
 export const COMMANDS: readonly Command[] = [
   runCommand,
+  buildCommand,
   toolchainsCommand,
   devControlCommand,
   versionCommand,

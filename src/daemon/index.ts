@@ -13,10 +13,13 @@ import { isTerminal } from '../jobs/job.js';
 import { bootId, signalBuild } from '../jobs/proctree.js';
 import { JobRegistry, type JobChange } from '../jobs/registry.js';
 import { sweepWorkspaces } from '../jobs/retention.js';
+import { createGrantVerifier } from '../grants/index.js';
 import { createMetrics, type AgentMetrics } from '../metrics/registry.js';
 import { startMetricsServer, type MetricsServer } from '../metrics/server.js';
 import { discoverToolchains, toWire, type Toolchain } from '../toolchains/index.js';
 import { AGENT_VERSION } from '../version.js';
+import { createSessionManager, type SessionManager } from '../webrtc/manager.js';
+import { initNodeDataChannel } from '../webrtc/ndc.js';
 import { Claimer } from './claims.js';
 import { createDiskGauge, type DiskGauge } from './disk.js';
 
@@ -47,6 +50,8 @@ export class Daemon extends EventEmitter<{ job: [JobController] }> {
   private readyFired = false;
   readonly metrics: AgentMetrics;
   private metricsServer: MetricsServer | undefined;
+  /** Set in start(), right after construction (the grant verifier loads its cache first). */
+  sessions!: SessionManager;
 
   /** Inbound control messages are handled one after another, so a job exists before its sessions. */
   private inbound: Promise<void> = Promise.resolve();
@@ -96,7 +101,7 @@ export class Daemon extends EventEmitter<{ job: [JobController] }> {
         for (const j of registry.list()) counts[j.state] = (counts[j.state] ?? 0) + 1;
         return counts;
       },
-      openSessions: () => 0,
+      openSessions: () => this.sessions?.count() ?? 0,
       connected: () => this.link.connected,
       lastHeartbeatAt: () => this.link.lastHeartbeatAt,
     });
@@ -146,6 +151,35 @@ export class Daemon extends EventEmitter<{ job: [JobController] }> {
     for (const p of problems)
       log.warn({ file: p.file, reason: p.reason }, 'unreadable job record skipped');
     const daemon = new Daemon(opts, registry);
+    initNodeDataChannel({ sctpSendBufferBytes: config.sctpSendBufferBytes, log });
+    const verifier = await createGrantVerifier({
+      config,
+      log,
+      lookupJob: (jobId) => {
+        const c = daemon.controllers.get(jobId);
+        return c ? { target: c.target } : undefined;
+      },
+      skewMs: () => daemon.link.skewMs,
+    });
+    const m = daemon.metrics;
+    daemon.sessions = createSessionManager({
+      config,
+      log,
+      verifier,
+      jobs: { lookup: (jobId) => daemon.controllers.get(jobId) },
+      send: (frame) => daemon.send(frame),
+      iceServers: () => [...daemon.link.iceServers],
+      metrics: {
+        bytesSent: (kind, n) => m.bytesSent.inc({ channel: kind }, n),
+        queueWait: (kind, ms) => {
+          m.sendQueueWaits.inc({ channel: kind });
+          m.sendQueueWaitSeconds.observe({ channel: kind }, ms / 1000);
+        },
+        sessionOpened: () => m.sessionsOpened.inc(),
+        sessionClosed: () => undefined,
+        grantRejected: (code) => m.grantRejections.inc({ code }),
+      },
+    });
     await daemon.rescan();
     await daemon.recover(interrupted);
     await daemon.disk.free().catch(() => 0);
@@ -256,9 +290,11 @@ export class Daemon extends EventEmitter<{ job: [JobController] }> {
     await Promise.all(active.map((c) => c.done));
   }
 
-  async stop(): Promise<void> {
+  /** Stop serving; `releaseNative: false` keeps node-datachannel usable in this process (tests). */
+  async stop(options: { releaseNative?: boolean } = {}): Promise<void> {
     clearInterval(this.sweepTimer);
     this.claimer.clear();
+    await this.sessions.shutdown(options);
     await this.metricsServer?.close();
     await this.link.stop();
   }
@@ -374,15 +410,14 @@ export class Daemon extends EventEmitter<{ job: [JobController] }> {
         this.setDraining(true);
         return;
       case 'session.offer':
-        this.send({
-          type: 'session.rejected',
-          session_id: msg.session_id,
-          code: 'AEGIS_ERR_INTERNAL',
-          message: 'This agent does not serve WebRTC sessions yet.',
-        });
+        // Not awaited: ICE gathering must not hold up the control messages behind it.
+        void this.sessions.onOffer(msg);
         return;
       case 'session.candidate':
+        this.sessions.onCandidate(msg);
+        return;
       case 'session.close':
+        this.sessions.onClose(msg);
         return;
     }
   }
@@ -390,7 +425,7 @@ export class Daemon extends EventEmitter<{ job: [JobController] }> {
   private async sweep(): Promise<void> {
     const keep = (jobId: string) => {
       const c = this.controllers.get(jobId);
-      return c !== undefined && !isTerminal(c.state());
+      return (c !== undefined && !isTerminal(c.state())) || this.sessions.countForJob(jobId) > 0;
     };
     try {
       const { deleted } = await sweepWorkspaces({

@@ -313,32 +313,3 @@ export async function readManifest(file: string): Promise<ArtifactManifest> {
 }
 
 // ── The flashing command the reference client prints ───────────────────────────────────────
-
-/** Shell-safe as typed: quotes anything outside a conservative alphabet. */
-function shellWord(s: string): string {
-  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
-/** The esptool line that flashes the manifest's files (run from the build dir / download dir). */
-export function esptoolCommand(
-  manifest: Pick<ManifestBody, 'chip' | 'flash_settings'> & {
-    files: readonly Pick<ArtifactFile, 'name' | 'flash_offset'>[];
-  },
-  port?: string,
-): string {
-  const fs_ = manifest.flash_settings;
-  const flash = manifest.files
-    .filter((f) => f.flash_offset !== undefined && f.name !== MERGED_NAME)
-    .sort((a, b) => (a.flash_offset ?? 0) - (b.flash_offset ?? 0))
-    .flatMap((f) => [hex(f.flash_offset ?? 0), shellWord(f.name)]);
-  return [
-    'python -m esptool',
-    `--chip ${shellWord(manifest.chip)}`,
-    ...(port === undefined ? [] : [`-p ${shellWord(port)}`]),
-    '-b 460800 --before default_reset --after hard_reset write_flash',
-    `--flash_mode ${shellWord(fs_.flash_mode)}`,
-    `--flash_size ${shellWord(fs_.flash_size)}`,
-    `--flash_freq ${shellWord(fs_.flash_freq)}`,
-    ...flash,
-  ].join(' ');
-}
