@@ -81,3 +81,13 @@ export function relayOffer(
 ): Promise<{ session_id: string; sdp: string }> {
   return post(api, '/session', { grant, sdp, ...(iceServers ? { ice_servers: iceServers } : {}) });
 }
+
+/** Trickle one local ICE candidate to the agent through the control plane. */
+export async function relayCandidate(
+  api: ControlApi,
+  sessionId: string,
+  candidate: string,
+  mid: string,
+): Promise<void> {
+  await post(api, `/session/${encodeURIComponent(sessionId)}/candidate`, { candidate, mid });
+}

@@ -5,8 +5,9 @@ import type { IceServer } from '../control/messages.js';
 import { AegisError } from '../errors.js';
 import type { ChannelLabel } from '../grants/index.js';
 import { iceServerUrls } from '../webrtc/ice.js';
-import { relayOffer, type ControlApi } from './api.js';
+import { relayCandidate, relayOffer, type ControlApi } from './api.js';
 import { ClientChannel } from './channel.js';
+import { splitCandidates } from './sdp.js';
 
 export interface ConnectOptions {
   api: ControlApi;
@@ -38,18 +39,33 @@ export async function connect(opts: ConnectOptions): Promise<Connection> {
   });
   let endedResolve!: (why: string) => void;
   const ended = new Promise<string>((r) => (endedResolve = r));
+  const history: string[] = [];
   pc.onStateChange((state) => {
+    history.push(`pc:${state}`);
     if (state === 'closed' || state === 'failed' || state === 'disconnected') endedResolve(state);
   });
+  pc.onIceStateChange((state) => history.push(`ice:${state}`));
   const channels = new Map<ChannelLabel, ClientChannel<ChannelLabel>>();
   const protocolError = opts.onProtocolError ?? (() => undefined);
   try {
     for (const label of opts.channels) {
       channels.set(label, new ClientChannel(label, pc.createDataChannel(label), protocolError));
     }
-    const offer = await gathered(pc, timeoutMs);
-    const answer = await relayOffer(opts.api, opts.grant, offer, opts.iceServers);
-    pc.setRemoteDescription(answer.sdp, 'answer');
+    const offer = splitCandidates(await gathered(pc, timeoutMs));
+    const answer = await relayOffer(opts.api, opts.grant, offer.sdp, opts.iceServers);
+    try {
+      pc.setRemoteDescription(answer.sdp, 'answer');
+    } catch (err) {
+      throw new AegisError(
+        'AEGIS_ERR_ICE_FAILED',
+        `applying the agent's answer failed (${(err as Error).message}); states: ${history.join(' ')}`,
+        { cause: err },
+      );
+    }
+    // Only now may the agent start its checks towards us (see sdp.ts).
+    await Promise.all(
+      offer.candidates.map((c) => relayCandidate(opts.api, answer.session_id, c.candidate, c.mid)),
+    );
     await Promise.race([
       Promise.all([...channels.values()].map((c) => c.waitOpen(timeoutMs))),
       ended.then((why) => {

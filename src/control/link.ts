@@ -105,6 +105,35 @@ export class ControlLink implements ControlPlane {
     return this.seenAt;
   }
 
+  get unacknowledged(): number {
+    return this.outbox.pending().length;
+  }
+
+  /** Resolves true once every reported update is acked, false after `timeoutMs`. */
+  async allAcknowledged(timeoutMs: number): Promise<boolean> {
+    await this.ready();
+    if (this.unacknowledged === 0) return true;
+    return new Promise<boolean>((resolve) => {
+      const waiter = (): void => {
+        if (this.unacknowledged > 0) return;
+        clearTimeout(timer);
+        this.ackWaiters.delete(waiter);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        this.ackWaiters.delete(waiter);
+        resolve(false);
+      }, timeoutMs);
+      this.ackWaiters.add(waiter);
+    });
+  }
+
+  private readonly ackWaiters = new Set<() => void>();
+
+  private wakeAckWaiters(): void {
+    for (const w of [...this.ackWaiters]) w();
+  }
+
   start(): void {
     if (this.phase !== 'idle') return;
     this.phase = 'running';
@@ -206,6 +235,7 @@ export class ControlLink implements ControlPlane {
       ack: (seq: number) => {
         this.outbox
           .ack(seq)
+          .then(() => this.wakeAckWaiters())
           .catch((err: unknown) =>
             this.log.error(
               { code: 'AEGIS_ERR_INTERNAL', seq, err },

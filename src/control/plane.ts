@@ -46,4 +46,8 @@ export interface ControlPlane {
   report(update: JobReport): Promise<void>;
   /** Best effort: sends now, or returns false (frame dropped) when not connected or backed up. */
   send(frame: NonDurableAgentFrame): boolean;
+  /** Reported updates the control plane has not acked yet (they are on disk either way). */
+  readonly unacknowledged: number;
+  /** Resolves true once every reported update is acked, false after `timeoutMs` (shutdown). */
+  allAcknowledged(timeoutMs: number): Promise<boolean>;
 }

@@ -283,6 +283,39 @@ export class Daemon extends EventEmitter<{ job: [JobController] }> {
     return [...this.controllers.values()].filter((c) => !isTerminal(c.state()));
   }
 
+  /**
+   * Drain: stop claiming, tell the control plane, and let the jobs in hand finish — until
+   * `timeoutMs` passes or `abort` fires (a second SIGTERM, or SIGINT); then cancel the rest.
+   */
+  async drain(
+    timeoutMs: number,
+    abort: AbortSignal,
+  ): Promise<{ finished: number; canceled: number }> {
+    this.setDraining(true);
+    const active = this.activeJobs();
+    this.log.info(
+      { running: active.length, timeout_s: timeoutMs / 1000 },
+      'draining: waiting for the jobs in hand',
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const stop = new Promise<'stop'>((resolve) => {
+      timer = setTimeout(() => resolve('stop'), timeoutMs);
+      if (abort.aborted) resolve('stop');
+      abort.addEventListener('abort', () => resolve('stop'), { once: true });
+    });
+    await Promise.race([Promise.all(active.map((c) => c.done)), stop]);
+    clearTimeout(timer);
+    const left = this.activeJobs();
+    if (left.length > 0) {
+      const why = abort.aborted
+        ? 'canceled by the operator during a drain'
+        : `drain timeout (DRAIN_TIMEOUT_S=${timeoutMs / 1000}) reached`;
+      this.log.warn({ jobs: left.map((c) => c.jobId) }, `canceling ${left.length} job(s): ${why}`);
+      await this.cancelAll(why);
+    }
+    return { finished: active.length - left.length, canceled: left.length };
+  }
+
   /** Cancel every running job and wait until each is terminal (and reported to the outbox). */
   async cancelAll(reason: string): Promise<void> {
     const active = this.activeJobs();
@@ -338,12 +371,26 @@ export class Daemon extends EventEmitter<{ job: [JobController] }> {
       ...(job.error ? { error: job.error } : {}),
       ...(job.artifacts ? { artifacts: job.artifacts } : {}),
     };
-    this.link.report(update).catch((err: unknown) => {
+    const p = this.link.report(update).catch((err: unknown) => {
       this.log.error(
         { code: 'AEGIS_ERR_INTERNAL', job_id: job.jobId, err },
         'job report could not be persisted',
       );
     });
+    this.reporting.add(p);
+    void p.finally(() => this.reporting.delete(p));
+  }
+
+  /** Job reports handed to the link and not yet on disk. */
+  private readonly reporting = new Set<Promise<void>>();
+
+  /**
+   * Every job report is on disk, and acked by the control plane — or `timeoutMs` passed
+   * (false; they are re-sent on the next start).
+   */
+  async reportsDelivered(timeoutMs: number): Promise<boolean> {
+    while (this.reporting.size > 0) await Promise.all([...this.reporting]);
+    return this.link.allAcknowledged(timeoutMs);
   }
 
   /** Jobs that were running when the agent died: stop what is left of them, report them lost. */

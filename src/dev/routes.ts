@@ -82,7 +82,26 @@ const ROUTES: { method: 'GET' | 'POST'; pattern: RegExp; handler: Handler }[] = 
   { method: 'POST', pattern: /^\/grant\/request$/, handler: grantRequest },
   { method: 'POST', pattern: /^\/session$/, handler: openSession },
   { method: 'POST', pattern: /^\/session\/([^/]+)\/close$/, handler: closeSession },
+  { method: 'POST', pattern: /^\/session\/([^/]+)\/candidate$/, handler: sessionCandidate },
 ];
+
+const CandidateBody = z.object({
+  candidate: z.string().min(1).max(2048),
+  mid: z.string().max(64),
+});
+
+/** Trickle ICE from the client: relayed to the agent as session.candidate. */
+async function sessionCandidate(
+  ctx: RouteContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  sessionId: string,
+): Promise<void> {
+  requireBearer(req, ctx.mcpAuthSecret);
+  const body = parseBody(CandidateBody, await readJson(req));
+  ctx.sessions.candidate(sessionId, body.candidate, body.mid);
+  sendJson(res, 200, { session_id: sessionId, status: 'relayed' });
+}
 
 export async function route(
   ctx: RouteContext,

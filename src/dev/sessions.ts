@@ -99,6 +99,21 @@ export class SessionRelay {
     return { session_id: sessionId, sdp: await answered };
   }
 
+  /** Relay a client's trickled candidate to the session's agent (session.candidate). */
+  candidate(sessionId: string, candidate: string, mid: string): void {
+    const record = this.records.get(sessionId);
+    if (!record)
+      throw new HttpError(
+        404,
+        'AEGIS_ERR_PROTOCOL',
+        `No session ${sessionId} on this control plane.`,
+      );
+    const frame = { type: 'session.candidate' as const, session_id: sessionId, candidate, mid };
+    if (!this.o.send(record.agent_id, frame)) {
+      throw new HttpError(503, 'AEGIS_ERR_NO_AGENT', `Agent ${record.agent_id} is not connected.`);
+    }
+  }
+
   /** Ask the agent to end a session (session.close). */
   close(sessionId: string): void {
     const record = this.records.get(sessionId);
