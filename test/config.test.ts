@@ -119,3 +119,21 @@ describe('CONTROL_BASE_URL', () => {
     );
   });
 });
+
+describe('README settings table', () => {
+  it('lists every setting with its true default', async () => {
+    const { SETTINGS } = await import('../src/config/index.js');
+    const readme = fs.readFileSync(path.join(import.meta.dirname, '..', 'README.md'), 'utf8');
+    for (const s of Object.values(SETTINGS)) {
+      const def =
+        typeof s.default === 'function'
+          ? '(derived)'
+          : s.default === undefined
+            ? '(unset)'
+            : s.default === ''
+              ? '(empty)'
+              : s.default;
+      expect(readme, s.env).toContain(`| \`${s.env}\` | \`${def}\` |`);
+    }
+  });
+});
