@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { JobState } from '../src/control/messages.js';
 import { DevControlPlane } from '../src/dev/index.js';
 import { cleanupNodeDataChannel } from '../src/webrtc/ndc.js';
 import { REPO, testEnv, tmpDir } from './helpers/agent-env.js';
@@ -37,7 +38,7 @@ async function start(env: Record<string, string>): Promise<ChildAgent> {
 }
 
 const stateOf = (jobId: string) => plane.job(jobId)?.states ?? [];
-const reached = (jobId: string, state: string, timeoutMs = 30_000) =>
+const reached = (jobId: string, state: JobState, timeoutMs = 30_000) =>
   stateOf(jobId).includes(state)
     ? Promise.resolve()
     : plane

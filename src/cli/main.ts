@@ -8,6 +8,7 @@ import { settingsTable, usage } from './help.js';
 import type { Command } from './commands/command.js';
 import { buildCommand } from './commands/build.js';
 import { devControlCommand } from './commands/dev-control.js';
+import { doctorCommand } from './commands/doctor.js';
 import { runCommand } from './commands/run.js';
 import { toolchainsCommand } from './commands/toolchains.js';
 import { versionCommand } from './commands/version.js';
@@ -16,6 +17,7 @@ export const COMMANDS: readonly Command[] = [
   runCommand,
   buildCommand,
   toolchainsCommand,
+  doctorCommand,
   devControlCommand,
   versionCommand,
 ];
