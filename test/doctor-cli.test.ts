@@ -67,7 +67,6 @@ describe('doctor command', () => {
       ...process.env,
       ...testEnv({ AGENT_AUTH_SECRET: SECRET, CONTROL_BASE_URL: plane.url }),
     };
-    const started = Date.now();
     const res = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {
       env,
       timeout: 30_000,
@@ -83,6 +82,5 @@ describe('doctor command', () => {
     expect(json.ok).toBe(true);
     expect(json.checks.find((c) => c.name === 'ice')?.status).toBe('warn');
     expect(res.stdout + res.stderr).not.toContain(SECRET);
-    expect(Date.now() - started).toBeLessThan(15_000);
   });
 });

@@ -16,6 +16,9 @@ export function candidateType(candidate: string): CandidateType | undefined {
   return m?.[1] as CandidateType | undefined;
 }
 
+/** How long to wait for a closed peer connection to say so before cleanup() goes ahead. */
+const CLOSE_WAIT_MS = 2000;
+
 /** Gather for up to `timeoutMs`; the peer connection is closed before this resolves. */
 export async function gatherCandidateTypes(
   iceUrls: string[],
@@ -27,6 +30,15 @@ export async function gatherCandidateTypes(
     iceServers: iceUrls,
   });
   let dc: DataChannel | undefined;
+  // cleanup() must not run while libdatachannel's threads are still closing this connection
+  // (a native abort was seen when it did): the caller awaits `closed` first.
+  const closed = new Promise<void>((resolve) => {
+    pc.onStateChange(
+      guard(log, 'pc.onStateChange', (state: string) => {
+        if (state === 'closed') resolve();
+      }),
+    );
+  });
   try {
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, timeoutMs);
@@ -52,6 +64,7 @@ export async function gatherCandidateTypes(
   } finally {
     if (dc !== undefined) attempt(log, 'dc.close', () => dc?.close());
     attempt(log, 'pc.close', () => pc.close());
+    await Promise.race([closed, new Promise((r) => setTimeout(r, CLOSE_WAIT_MS).unref())]);
   }
   return types;
 }

@@ -88,6 +88,9 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
     ),
   ]);
 
+  // The local checks (toolchain discovery spawns export.sh and idf.py) finish before
+  // libdatachannel starts: with both at once, one doctor run in two segfaulted.
+  const [toolchains, workDir] = await local;
   const network: CheckResult[] = [];
   let webRtcUsed = false;
   const base = rawControlUrl(state).value;
@@ -129,7 +132,6 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
       network.push(await checkIce(auth.iceServers, t.iceMs, log));
     }
   }
-  const [toolchains, workDir] = await local;
   if (webRtcUsed && opts.cleanupWebRtc !== false) cleanupNodeDataChannel();
 
   const [net0, net1, net2, ice] = network as [CheckResult, CheckResult, CheckResult, CheckResult];
