@@ -28,3 +28,19 @@ describe('splitCandidates', () => {
     ]);
   });
 });
+
+describe('relayCandidatesOnly', () => {
+  it("keeps only the agent's relay candidates, so a relay-only client cannot go direct", async () => {
+    const { relayCandidatesOnly } = await import('../src/client/connection.js');
+    const answer = [
+      'a=candidate:1 1 UDP 2122317823 127.0.0.1 50000 typ host',
+      'a=candidate:2 1 UDP 1686052607 203.0.113.7 50000 typ srflx raddr 10.0.0.2 rport 50000',
+      'a=candidate:3 1 UDP 16777215 127.0.0.2 21305 typ relay raddr 0.0.0.0 rport 0',
+      'a=mid:0',
+    ].join('\r\n');
+    expect(relayCandidatesOnly(answer).split('\r\n')).toEqual([
+      'a=candidate:3 1 UDP 16777215 127.0.0.2 21305 typ relay raddr 0.0.0.0 rport 0',
+      'a=mid:0',
+    ]);
+  });
+});

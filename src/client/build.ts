@@ -95,6 +95,11 @@ export class RemoteBuild extends EventEmitter<RemoteBuildEvents> {
     super();
   }
 
+  /** The live connection's selected ICE candidate pair (diagnostics, tests); null without one. */
+  selectedCandidatePair(): ReturnType<Connection['pc']['getSelectedCandidatePair']> {
+    return this.conn?.pc.getSelectedCandidatePair() ?? null;
+  }
+
   /** Cut the current connection, as a network failure would (fault injection for tests). */
   cut(): void {
     this.conn?.pc.close();

@@ -54,7 +54,13 @@ export async function connect(opts: ConnectOptions): Promise<Connection> {
     const offer = splitCandidates(await gathered(pc, timeoutMs));
     const answer = await relayOffer(opts.api, opts.grant, offer.sdp, opts.iceServers);
     try {
-      pc.setRemoteDescription(answer.sdp, 'answer');
+      // iceTransportPolicy 'relay' hides only our own non-relay candidates: checks from our
+      // host socket to the agent's direct addresses would still connect. Relay-only means
+      // the agent's direct candidates are not used either.
+      pc.setRemoteDescription(
+        opts.relayOnly ? relayCandidatesOnly(answer.sdp) : answer.sdp,
+        'answer',
+      );
     } catch (err) {
       throw new AegisError(
         'AEGIS_ERR_ICE_FAILED',
@@ -75,6 +81,15 @@ export async function connect(opts: ConnectOptions): Promise<Connection> {
         );
       }),
     ]);
+    if (opts.relayOnly) {
+      const pair = pc.getSelectedCandidatePair();
+      if (pair?.local.type !== 'relay') {
+        throw new AegisError(
+          'AEGIS_ERR_ICE_FAILED',
+          `relay-only was asked for, but the selected candidate pair is local=${pair?.local.type ?? 'none'}`,
+        );
+      }
+    }
     return {
       sessionId: answer.session_id,
       pc,
@@ -90,6 +105,14 @@ export async function connect(opts: ConnectOptions): Promise<Connection> {
     closeAll(pc, channels);
     throw err;
   }
+}
+
+/** The SDP without its non-relay candidates. */
+export function relayCandidatesOnly(sdp: string): string {
+  return sdp
+    .split(/\r?\n/)
+    .filter((line) => !line.startsWith('a=candidate:') || /\btyp relay\b/.test(line))
+    .join('\r\n');
 }
 
 /** The complete offer, once gathering is done (polled: its callback can fire before we listen). */

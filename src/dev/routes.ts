@@ -10,6 +10,7 @@ import { HttpError, parseBody, readJson, requireBearer, sendJson } from './http.
 import type { JobBoard } from './jobs.js';
 import type { SessionRelay } from './sessions.js';
 import type { JobRecord } from './store.js';
+import { sessionIceServers, type TurnMinter } from './turn.js';
 
 export interface RouteContext {
   agents: AgentRegistry;
@@ -18,6 +19,8 @@ export interface RouteContext {
   keys: GrantKeys;
   mcpAuthSecret: string | undefined;
   iceServers: IceServer[];
+  /** When set, grants and sessions get fresh TURN credentials (src/dev/turn.ts). */
+  turn: TurnMinter | undefined;
   issuer: string | undefined;
   grantTtlS: number;
   /** This plane's (possibly offset) clock, ms. */
@@ -217,7 +220,7 @@ async function grantFor(ctx: RouteContext, job: JobRecord, channels: string[], c
     job_id: job.job_id,
     agent_id: agent.agent_id,
     grant,
-    ice_servers: ctx.iceServers,
+    ice_servers: sessionIceServers(ctx.iceServers, ctx.turn, job.job_id, ctx.now()),
     expires_at: exp * 1000,
   };
 }
@@ -272,7 +275,8 @@ async function openSession(
     jobId,
     grant: body.grant,
     sdp: body.sdp,
-    iceServers: body.ice_servers ?? ctx.iceServers,
+    // The client's own servers (its grant's, minted for it), else fresh ones for this session.
+    iceServers: body.ice_servers ?? sessionIceServers(ctx.iceServers, ctx.turn, jobId, ctx.now()),
   });
   sendJson(res, 200, answer);
 }

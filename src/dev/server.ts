@@ -17,6 +17,7 @@ import { JobBoard } from './jobs.js';
 import { route, type RouteContext } from './routes.js';
 import { SessionRelay } from './sessions.js';
 import { createDevStore, type DevStore, type JobRecord } from './store.js';
+import { TurnMinter, validateTurn } from './turn.js';
 import type {
   AgentRecord,
   DevControlPlaneOptions,
@@ -52,6 +53,7 @@ export class DevControlPlane extends EventEmitter<DevEventMap> {
   ) {
     super();
     this.origins = validateOrigins(options.allowedOrigins ?? []);
+    validateTurn(options.turn);
     this.log = options.logger ?? createLogger({ name: 'dev-control', secrets: secretsOf(options) });
     this.store = options.store ?? createDevStore();
     const offset = options.clockOffsetMs ?? 0;
@@ -106,6 +108,7 @@ export class DevControlPlane extends EventEmitter<DevEventMap> {
       keys,
       mcpAuthSecret: options.mcpAuthSecret,
       iceServers,
+      turn: options.turn === undefined ? undefined : new TurnMinter(options.turn),
       issuer: options.issuer,
       grantTtlS: options.grantTtlS ?? DEFAULTS.grantTtlS,
       now,
@@ -274,5 +277,9 @@ export class DevControlPlane extends EventEmitter<DevEventMap> {
 }
 
 function secretsOf(o: DevControlPlaneOptions): string[] {
-  return [o.agentAuthSecret, ...(o.mcpAuthSecret !== undefined ? [o.mcpAuthSecret] : [])];
+  return [
+    o.agentAuthSecret,
+    ...(o.mcpAuthSecret !== undefined ? [o.mcpAuthSecret] : []),
+    ...(o.turn !== undefined ? [o.turn.secret] : []),
+  ];
 }

@@ -3,6 +3,7 @@
 import type { Logger } from '../log/index.js';
 import type { IceServer, JobState, Msg, AgentMessage } from '../control/messages.js';
 import type { DevStore } from './store.js';
+import type { DevTurnOptions } from './turn.js';
 
 export interface DevControlPlaneOptions {
   /** The shared secret agents sign their HS256 connect tokens with (AGENT_AUTH_SECRET). */
@@ -27,6 +28,11 @@ export interface DevControlPlaneOptions {
   clockOffsetMs?: number;
   /** Returned in welcome and grant responses. Default []. */
   iceServers?: IceServer[];
+  /**
+   * A TURN relay (coturn `use-auth-secret`): every grant response, and every session offer that
+   * brings no `ice_servers`, gets freshly minted time-limited credentials for it. Never in welcome.
+   */
+  turn?: DevTurnOptions;
   /** Grant `iss`; default the origin the chosen agent used to reach this plane (its Host header). */
   issuer?: string;
   /** Share one store between instances to simulate a restart that keeps the database. */

@@ -44,6 +44,11 @@ Environment:
   ALLOWED_ORIGINS              optional: comma-separated exact browser origins for CORS,
                                e.g. https://esphome.cloud (scheme, no path, no trailing slash)
   DEV_HEARTBEAT_INTERVAL_MS    optional: heartbeat interval sent to agents (default 15000)
+  DEV_TURN_URLS                optional, with DEV_TURN_SECRET: comma-separated turn: URLs of one
+                               TURN relay, e.g. turn:127.0.0.1:3478?transport=udp; every grant
+                               (and every /session without ice_servers) then gets fresh TURN REST
+                               credentials for it, valid for an hour
+  DEV_TURN_SECRET              the relay's shared secret (coturn use-auth-secret, static-auth-secret)
   LOG_LEVEL                    optional: log level (default info)
 
 Runs until SIGINT or SIGTERM, then closes every connection and exits 0.`,
@@ -71,10 +76,15 @@ Runs until SIGINT or SIGTERM, then closes every connection and exits 0.`,
       .split(',')
       .map((o) => o.trim())
       .filter((o) => o !== '');
+    const turn = turnFromEnv(env);
     const logger = createLogger({
       name: 'dev-control',
       level: nonEmpty(env['LOG_LEVEL']) ?? 'info',
-      secrets: [agentAuthSecret, ...(mcpAuthSecret !== undefined ? [mcpAuthSecret] : [])],
+      secrets: [
+        agentAuthSecret,
+        ...(mcpAuthSecret !== undefined ? [mcpAuthSecret] : []),
+        ...(turn !== undefined ? [turn.secret] : []),
+      ],
       env,
     });
     if (!isLoopback(host)) {
@@ -90,6 +100,7 @@ Runs until SIGINT or SIGTERM, then closes every connection and exits 0.`,
       host,
       port,
       heartbeatIntervalMs,
+      ...(turn !== undefined ? { turn } : {}),
       logger,
     });
     ctx.out(
@@ -101,6 +112,23 @@ Runs until SIGINT or SIGTERM, then closes every connection and exits 0.`,
     return EXIT.ok;
   },
 };
+
+/** DEV_TURN_URLS + DEV_TURN_SECRET → the plane's `turn` option; both or neither. */
+function turnFromEnv(env: NodeJS.ProcessEnv): { urls: string[]; secret: string } | undefined {
+  const urls = (env['DEV_TURN_URLS'] ?? '')
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u !== '');
+  const secret = nonEmpty(env['DEV_TURN_SECRET']);
+  if (urls.length === 0 && secret === undefined) return undefined;
+  if (urls.length === 0 || secret === undefined) {
+    throw new AegisError(
+      'AEGIS_ERR_CONFIG',
+      `${urls.length === 0 ? 'DEV_TURN_URLS' : 'DEV_TURN_SECRET'} is not set: a TURN relay needs both DEV_TURN_URLS and DEV_TURN_SECRET (or neither).`,
+    );
+  }
+  return { urls, secret };
+}
 
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value;
