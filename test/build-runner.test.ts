@@ -5,18 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { startBuild, type BuildOptions } from '../src/jobs/build.js';
 import { buildEnvironment } from '../src/jobs/build-env.js';
 import { buildProcesses } from '../src/jobs/proctree.js';
+import { alive } from './helpers/agent-env.js';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'aegis-build-'));
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return false;
-  }
-}
 
 function run(script: string, patch: Partial<BuildOptions> = {}) {
   const dir = tmp();

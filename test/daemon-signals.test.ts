@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { JobState } from '../src/control/messages.js';
 import { DevControlPlane } from '../src/dev/index.js';
 import { cleanupNodeDataChannel } from '../src/webrtc/ndc.js';
-import { REPO, testEnv, tmpDir } from './helpers/agent-env.js';
+import { alive, REPO, testEnv, tmpDir } from './helpers/agent-env.js';
 import { AGENT_SECRET } from './helpers/agent.js';
 import { spawnAgent, submitJob, waitForLog, type ChildAgent } from './helpers/child-agent.js';
 
@@ -44,16 +44,6 @@ const reached = (jobId: string, state: JobState, timeoutMs = 30_000) =>
     : plane
         .waitFor('job.update', (u) => u.job_id === jobId && u.state === state, timeoutMs)
         .then(() => undefined);
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !st.slice(st.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return false;
-  }
-};
 
 describe('signals', () => {
   it('SIGTERM mid-build drains: the build finishes, its result is reported, exit 0', async () => {

@@ -6,7 +6,7 @@ import { JobController } from '../src/jobs/controller.js';
 import { buildProcesses } from '../src/jobs/proctree.js';
 import { JobRegistry } from '../src/jobs/registry.js';
 import { createLogger } from '../src/log/index.js';
-import { REPO, simToolchains, testConfig } from './helpers/agent-env.js';
+import { alive, REPO, simToolchains, testConfig } from './helpers/agent-env.js';
 import { createLogSink } from './helpers/log-sink.js';
 import { packProject } from './helpers/project-tar.js';
 
@@ -69,16 +69,6 @@ async function logText(
     text += chunk.toString('utf8');
   }
 }
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !st.slice(st.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return false;
-  }
-};
 
 describe('job controller', () => {
   it('builds examples/blink: assigned → receiving → building → succeeded, artifacts byte-identical', async () => {

@@ -61,15 +61,6 @@ export interface RemoteBuildEvents {
   warning: [string];
 }
 
-const TERMINAL: ReadonlySet<JobState> = new Set([
-  'succeeded',
-  'failed',
-  'canceled',
-  'timed_out',
-  'lost',
-  'expired',
-]);
-
 /** Failures a new connection can fix; anything else (a refusal with a code) ends the build. */
 function isConnectionLoss(err: unknown): boolean {
   if (!isAegisError(err)) return true;
@@ -298,5 +289,3 @@ export class RemoteBuild extends EventEmitter<RemoteBuildEvents> {
     }
   }
 }
-
-export { TERMINAL as TERMINAL_STATES };

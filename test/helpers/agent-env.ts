@@ -39,3 +39,14 @@ export function simToolchains(config: AgentConfig): Promise<Toolchain[]> {
   }).then((s) => s.toolchains);
   return cached;
 }
+
+/** True while `pid` runs (a zombie counts as gone: it has exited and only awaits its parent). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !st.slice(st.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return false;
+  }
+}
