@@ -3,7 +3,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { relayCandidate } from '../src/client/api.js';
 import { RemoteBuild } from '../src/client/build.js';
+import { splitCandidates } from '../src/client/sdp.js';
 import { DevControlPlane } from '../src/dev/index.js';
 import { cleanupNodeDataChannel } from '../src/webrtc/ndc.js';
 import { tmpDir } from './helpers/agent-env.js';
@@ -109,13 +111,19 @@ describe('end to end', () => {
     ).json()) as { grant: string };
     const client = new TestOfferer(['control', 'logs', 'pty']);
     try {
+      // As the reference client does: the offer without candidates, trickled after the answer.
+      const offer = splitCandidates(await client.offer());
       const res = await fetch(`${plane.url}/session`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ grant: grant.grant, sdp: await client.offer() }),
+        body: JSON.stringify({ grant: grant.grant, sdp: offer.sdp }),
       });
       expect(res.status).toBe(200);
-      client.applyAnswer(((await res.json()) as { sdp: string }).sdp);
+      const answer = (await res.json()) as { sdp: string; session_id: string };
+      client.applyAnswer(answer.sdp);
+      for (const c of offer.candidates) {
+        await relayCandidate({ baseUrl: plane.url }, answer.session_id, c.candidate, c.mid);
+      }
       const rejected = await client
         .channel('control')
         .frame((f) => f['type'] === 'rejected', 15_000);

@@ -140,7 +140,11 @@ export class DevControlPlane extends EventEmitter<DevEventMap> {
         'The dev control plane needs AGENT_AUTH_SECRET, the secret agents sign their tokens with.',
       );
     }
-    const plane = new DevControlPlane(options, await GrantKeys.create());
+    // A shared store carries the signing key, so a restarted plane keeps its kid and the agents'
+    // cached JWKS stays valid (they refetch an unknown kid at most every 30 s).
+    const keys = options.store?.signingKey ?? (await GrantKeys.create());
+    if (options.store) options.store.signingKey = keys;
+    const plane = new DevControlPlane(options, keys);
     const host = options.host ?? DEFAULTS.host;
     const port = options.port ?? 0;
     await new Promise<void>((resolve, reject) => {

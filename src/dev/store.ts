@@ -2,6 +2,7 @@
 // job table and, per agent, which job.update seqs were applied. A test hands the same store to
 // a second instance to simulate a restart that keeps the database (exactly-once across it).
 import type { JobState, WireArtifact } from '../control/messages.js';
+import type { GrantKeys } from './grants.js';
 
 /** Where a job stands in the offer/claim phase (its build state is `state`). */
 export type JobPhase =
@@ -77,6 +78,8 @@ export class SeqSet {
 }
 
 export interface DevStore {
+  /** The grant signing key: kept with the rest, as a real control plane keeps it in its database. */
+  signingKey?: GrantKeys;
   jobs: Map<string, JobRecord>;
   applied: Map<string, SeqSet>;
   /** Duplicate job.update frames received, over all agents and jobs. */

@@ -77,6 +77,8 @@ export function defaultIssuer(config: Pick<AgentConfig, 'grantIssuer' | 'control
   return config.grantIssuer ?? new URL(config.controlBaseUrl).origin;
 }
 
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
 export async function createGrantVerifier(options: GrantVerifierOptions): Promise<GrantVerifier> {
   const { config, log, lookupJob, skewMs } = options;
   const now = options.now ?? Date.now;
@@ -102,6 +104,14 @@ export async function createGrantVerifier(options: GrantVerifierOptions): Promis
   }
 
   async function check(token: string, ids: LogIds): Promise<VerifiedGrant> {
+    // jose decodes base64url leniently (padding, whitespace, a trailing newline): a grant is
+    // the JWS compact serialisation and nothing else, so one token has one spelling.
+    if (!COMPACT_JWS.test(token)) {
+      throw new AegisError(
+        'AEGIS_ERR_GRANT_MALFORMED',
+        'The grant is not a JWS compact serialisation (three base64url parts, no padding or whitespace).',
+      );
+    }
     const nowMs = now();
     const nowS = Math.floor(nowMs / 1000);
     let result: JWTVerifyResult;

@@ -227,6 +227,12 @@ async function pump(
     parser.end();
     checks.settle();
     if (!checks.ended) throw unsafe('the archive is not a valid tar(.gz): it ended unexpectedly');
+    // tar drops a partial header at the end without a word, and every entry after it would be
+    // missing from src/: an archive must end with tar's end-of-archive blocks (every tar writer
+    // emits them), or it was cut short.
+    if (!checks.tarEnded) {
+      throw unsafe("the archive is truncated: it ends before tar's end-of-archive blocks");
+    }
     return { entries: checks.entries, entryBytes: checks.entryBytes, tarBytes };
   } catch (err) {
     throw classify(err, staging);
