@@ -10,7 +10,7 @@ import {
   type ConnectFailure,
   type ConnectTarget,
 } from './backoff.js';
-import { routeFrame } from './link-inbound.js';
+import { DropLog, routeFrame } from './link-inbound.js';
 import { Liveness } from './link-liveness.js';
 import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from './messages.js';
 import type { InboundMessage, WelcomeFrame } from './plane.js';
@@ -80,10 +80,12 @@ export class Connection {
       ws.terminate(); // ws then emits error + close
     });
     ws.on('open', () => this.onOpen());
+    const drops = new DropLog(opts.log);
     ws.on('message', (data, isBinary) => {
       this.alive();
       routeFrame(data, isBinary, {
         log: opts.log,
+        drops,
         welcome: (w) => this.onWelcome(w),
         ack: (seq) => this.hooks.ack(seq),
         deliver: (msg) => this.hooks.deliver(msg),
@@ -92,7 +94,10 @@ export class Connection {
     ws.on('pong', () => this.alive());
     ws.on('ping', () => this.alive());
     ws.on('error', (err) => this.onError(err));
-    ws.on('close', (code, reason) => this.onClose(code, reason.toString('utf8')));
+    ws.on('close', (code, reason) => {
+      drops.flush();
+      this.onClose(code, reason.toString('utf8'));
+    });
   }
 
   /** Welcomed and the socket still open: frames may be sent. */

@@ -6,8 +6,54 @@ import type { Logger } from '../log/index.js';
 import { parseControlMessage } from './messages.js';
 import type { InboundMessage, WelcomeFrame } from './plane.js';
 
+/** Bad frames logged at warn per minute and connection; the rest go to debug, counted in one line. */
+export const DROP_WARNS_PER_MINUTE = 10;
+const MINUTE_MS = 60_000;
+
+/**
+ * A control plane gone wrong can send thousands of bad frames: the journal gets the first
+ * DROP_WARNS_PER_MINUTE each minute at warn, then one line saying how many more there were.
+ */
+export class DropLog {
+  private windowStart = -Infinity;
+  private warned = 0;
+  private demoted = 0;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  dropped(fields: Record<string, unknown>, msg: string): void {
+    const t = this.now();
+    if (t - this.windowStart >= MINUTE_MS) {
+      this.flush();
+      this.windowStart = t;
+      this.warned = 0;
+    }
+    if (this.warned < DROP_WARNS_PER_MINUTE) {
+      this.warned++;
+      this.log.warn(fields, msg);
+    } else {
+      this.demoted++;
+      this.log.debug(fields, msg);
+    }
+  }
+
+  /** The count of demoted lines, once (at the next window, or when the connection ends). */
+  flush(): void {
+    if (this.demoted === 0) return;
+    this.log.warn(
+      { code: 'AEGIS_ERR_PROTOCOL', dropped: this.demoted },
+      `${this.demoted} more invalid frames from the control plane were dropped (logged at debug)`,
+    );
+    this.demoted = 0;
+  }
+}
+
 export interface InboundHandlers {
   log: Logger;
+  drops: DropLog;
   welcome: (w: WelcomeFrame) => void;
   ack: (seq: number) => void;
   deliver: (msg: InboundMessage) => void;
@@ -15,7 +61,7 @@ export interface InboundHandlers {
 
 export function routeFrame(data: WebSocket.RawData, isBinary: boolean, h: InboundHandlers): void {
   if (isBinary) {
-    h.log.warn(
+    h.drops.dropped(
       { code: 'AEGIS_ERR_PROTOCOL', type: undefined, reason: 'binary frame' },
       'dropped a binary frame from the control plane: the protocol is JSON text frames',
     );
@@ -24,7 +70,7 @@ export function routeFrame(data: WebSocket.RawData, isBinary: boolean, h: Inboun
   const parsed = parseControlMessage(toBuffer(data));
   switch (parsed.kind) {
     case 'invalid':
-      h.log.warn(
+      h.drops.dropped(
         { code: 'AEGIS_ERR_PROTOCOL', type: parsed.type, reason: parsed.reason },
         `dropped an invalid ${parsed.type ?? 'untyped'} frame from the control plane`,
       );
