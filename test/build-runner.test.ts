@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startBuild, type BuildOptions } from '../src/jobs/build.js';
+import { LogSpool } from '../src/jobs/logspool.js';
 import { buildEnvironment } from '../src/jobs/build-env.js';
 import { buildProcesses } from '../src/jobs/proctree.js';
 import { alive } from './helpers/agent-env.js';
@@ -134,5 +135,39 @@ describe('build environment', () => {
       LANG: 'C.UTF-8',
       TERM: 'xterm-256color',
     });
+  });
+});
+
+describe('build output at exit', () => {
+  it('keeps every byte a build prints right before it exits (node-pty #72/#85)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aegis-tail-'));
+    const src = path.join(dir, 'out.txt');
+    // 96 MiB of text lines; the terminal passes it unchanged after `stty -opost`.
+    const line = Buffer.from(`${'x'.repeat(99)}\n`);
+    const fd = fs.openSync(src, 'w');
+    for (let i = 0; i < (96 * 1024 * 1024) / line.length; i++) fs.writeSync(fd, line);
+    fs.closeSync(fd);
+    const size = fs.statSync(src).size;
+    for (let round = 0; round < 2; round++) {
+      const spool = await LogSpool.create(path.join(dir, `build-${round}.log`), {
+        maxBytes: size * 2,
+      });
+      const handle = startBuild({
+        projectDir: dir,
+        buildDir: dir,
+        target: 'esp32c3',
+        env: { PATH: '/usr/bin:/bin', TERM: 'xterm-256color', HOME: dir },
+        cwd: dir,
+        cols: 120,
+        rows: 40,
+        timeoutMs: 60_000,
+        killGraceMs: 1000,
+        sink: (d) => spool.append(d),
+        command: { file: '/bin/sh', args: ['-c', 'stty -opost && exec cat "$0"', src] },
+      });
+      expect((await handle.result).outcome).toBe('succeeded');
+      spool.close();
+      expect(spool.size, `round ${round}`).toBe(size);
+    }
   });
 });
