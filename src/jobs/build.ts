@@ -66,6 +66,20 @@ export function idfCommand(
 }
 
 const REAP_POLL_MS = 50;
+/** How often the leader's exit is looked for while its terminal is held open. */
+const EXIT_WATCH_MS = 10;
+/** Output silence after the leader's exit that means everything it wrote was read. */
+const OUTPUT_QUIET_MS = 20;
+
+/** The process has exited (gone, or a zombie waiting for node-pty to reap it). */
+function processGone(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
 
 export function startBuild(opts: BuildOptions): BuildHandle {
   const started = Date.now();
@@ -83,9 +97,10 @@ export function startBuild(opts: BuildOptions): BuildHandle {
   // Hold the terminal's slave side open ourselves until the build has ended. When the last
   // slave descriptor closes, a read on the master can fail with EIO while output is still
   // queued, and node-pty then drops that tail (node-pty #72, #85): a build printing 200 MiB lost
-  // 4-7 KB from its end in 3 runs of 3. With our descriptor there is no hangup; node-pty reads
-  // to the end and closes its side itself. O_NOCTTY: the agent must never adopt the build's
-  // terminal as its own controlling terminal.
+  // 4-7 KB from its end in 3 runs of 3. With our descriptor there is no hangup while the leader
+  // writes; once it has exited and its output has gone quiet (everything it wrote was read),
+  // we let go, node-pty sees the hangup and reports the exit. O_NOCTTY: the agent must never
+  // adopt the build's terminal as its own controlling terminal.
   let slaveFd: number | undefined;
   try {
     const ptsName = (term as unknown as { ptsName?: string }).ptsName;
@@ -93,10 +108,22 @@ export function startBuild(opts: BuildOptions): BuildHandle {
   } catch {
     slaveFd = undefined;
   }
+  let lastDataAt = Date.now();
+  const releaseSlave = () => {
+    clearInterval(exitWatch);
+    if (slaveFd === undefined) return;
+    fs.closeSync(slaveFd);
+    slaveFd = undefined;
+  };
+  const exitWatch = setInterval(() => {
+    if (!processGone(sid) || Date.now() - lastDataAt < OUTPUT_QUIET_MS) return;
+    releaseSlave();
+  }, EXIT_WATCH_MS);
   let running = true;
   let stopping: 'canceled' | 'timed_out' | undefined;
 
   term.onData((data: string | Buffer) => {
+    lastDataAt = Date.now();
     opts.sink(typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
   });
 
@@ -127,8 +154,8 @@ export function startBuild(opts: BuildOptions): BuildHandle {
     }
     clearTimeout(timeout);
     // Whatever the build left running (background grandchildren, a stuck compiler) goes too.
+    releaseSlave();
     const survivors = await reap(sid, opts.killGraceMs);
-    if (slaveFd !== undefined) fs.closeSync(slaveFd);
     try {
       term.kill('SIGKILL');
     } catch {

@@ -8,6 +8,7 @@ import type { AgentConfig } from '../../src/config/index.js';
 import type { AgentMessage } from '../../src/control/messages.js';
 import { createGrantVerifier } from '../../src/grants/index.js';
 import { createLogger, type Logger } from '../../src/log/index.js';
+import { splitCandidates } from '../../src/client/sdp.js';
 import type { SessionJob } from '../../src/webrtc/job-access.js';
 import { createSessionManager, type SessionManager } from '../../src/webrtc/manager.js';
 import { createTestSigner, grantConfig, type Claims, type TestSigner } from './grants.js';
@@ -339,20 +340,33 @@ export async function createHarness(opts: HarnessOptions): Promise<Harness> {
       const token = grant ?? (await signer.sign(claims));
       const offerer = new TestOfferer(labels);
       offerers.push(offerer);
-      const sdp = await offerer.offer();
+      // As the reference client does (src/client/sdp.ts): the offer without candidates, and
+      // the candidates trickled once the answer is applied, or the agent's ICE checks can
+      // connect us before we hold its fingerprint and DTLS fails.
+      const offer = splitCandidates(await offerer.offer());
       await manager.onOffer({
         type: 'session.offer',
         session_id: id,
         job_id: jobId ?? (typeof claims?.['job'] === 'string' ? claims['job'] : 'job-1'),
         grant: token,
-        sdp,
+        sdp: offer.sdp,
       });
       const reply = await signal.wait(
         (f) =>
           (f.type === 'session.answer' || f.type === 'session.rejected') && f.session_id === id,
       );
       if (reply.type === 'session.answer') {
-        if (applyAnswer) offerer.applyAnswer(reply.sdp);
+        if (applyAnswer) {
+          offerer.applyAnswer(reply.sdp);
+          for (const c of offer.candidates) {
+            manager.onCandidate({
+              type: 'session.candidate',
+              session_id: id,
+              candidate: c.candidate,
+              mid: c.mid,
+            });
+          }
+        }
         return { kind: 'answer', id, offerer, sdp: reply.sdp };
       }
       offerer.close();
