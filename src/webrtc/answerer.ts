@@ -27,18 +27,6 @@ export interface Answerer {
   answer: Promise<string>;
 }
 
-/**
- * Answer as the passive DTLS side. An `actpass` offer lets the answerer choose, and
- * libdatachannel chooses active: its handshake then reaches the client before the client has
- * applied the answer and knows our fingerprint, and the client aborts it ("DTLS alert:
- * unknown CA") or, at best, retries a second later. Reading the client's actpass as active
- * makes our answer `a=setup:passive`, so the client starts DTLS once it holds our fingerprint.
- * Offers that already chose a role are left alone.
- */
-export function preferPassiveDtls(offerSdp: string): string {
-  return offerSdp.replace(/^a=setup:actpass\r?$/gm, (line) => line.replace('actpass', 'active'));
-}
-
 /** Throws AEGIS_ERR_PROTOCOL when the offer cannot be applied (the peer connection is closed). */
 export function createAnswerer(opts: AnswererOptions): Answerer {
   const { log } = opts;
@@ -54,7 +42,7 @@ export function createAnswerer(opts: AnswererOptions): Answerer {
     }),
   );
   try {
-    pc.setRemoteDescription(preferPassiveDtls(opts.offerSdp), 'offer');
+    pc.setRemoteDescription(opts.offerSdp, 'offer');
   } catch (err) {
     attempt(log, 'pc.close', () => pc.close());
     throw new AegisError(
