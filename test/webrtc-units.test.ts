@@ -103,12 +103,22 @@ class MemChannel implements QueueChannel {
 }
 
 describe('SendQueue', () => {
-  it('keeps bulk senders below budget − reserve and serves interactive ones first', async () => {
+  it('gives bulk senders the whole budget while no terminal is open', async () => {
+    const q = new SendQueue({ budget: 131072, chunkBytes: 16384, pollMs: 1000 });
+    const bulk = new MemChannel('artifacts');
+    q.attach(bulk);
+    const chunk = Buffer.alloc(16384);
+    for (let i = 0; i < 8; i++) await q.send(bulk, chunk, 'bulk');
+    expect(q.inFlight()).toBe(131072);
+    expect(q.stats().waits).toBe(0);
+  });
+
+  it('keeps bulk senders below budget − reserve while a terminal is open, interactive first', async () => {
     const q = new SendQueue({ budget: 131072, chunkBytes: 16384, pollMs: 1000 });
     const bulk = new MemChannel('artifacts');
     const pty = new MemChannel('pty');
     q.attach(bulk);
-    q.attach(pty);
+    q.attach(pty, { holdsReserve: true });
     const chunk = Buffer.alloc(16384);
     for (let i = 0; i < 6; i++) await q.send(bulk, chunk, 'bulk');
     expect(q.inFlight()).toBe(98304);

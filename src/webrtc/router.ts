@@ -78,7 +78,8 @@ export function routeChannel(session: Session, dc: DataChannel): void {
   const handler = HANDLERS[label](ctx) as ChannelHandler;
   const entry: OpenChannel = { label, dc, ctx, handler, abort };
   session.claimLabel(entry);
-  session.queue.attach(dc);
+  // The terminal keeps room for its keystroke echoes while downloads run (send-queue.ts).
+  session.queue.attach(dc, { holdsReserve: label === 'pty' });
 
   let opened = false;
   const open = (): void => {

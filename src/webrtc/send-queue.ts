@@ -4,9 +4,11 @@
 // would exceed it waits: no message is dropped, and JavaScript holds at most one message per
 // waiting sender (every producer awaits its send before reading more).
 //
-// Responsiveness: bulk senders (artifact downloads, log catch-up) may only fill the budget up
-// to `budget − reserve`, and waiting interactive senders (control, pty) are served first, so
-// a terminal echo or a pong always finds room while a download runs. libdatachannel still has
+// Responsiveness: while a channel that needs it (the terminal, `pty`) is open, bulk senders
+// (artifact downloads, log catch-up) may only fill the budget up to `budget − reserve`; waiting
+// interactive senders (control, pty) are always served first. So a terminal echo always finds
+// room while a download runs, and a download without a terminal gets the whole budget (the
+// reserve cost a quarter of the loopback throughput when it was held for nothing). libdatachannel still has
 // one FIFO per peer connection below this queue (WEBRTC-NOTES), which the reserve keeps short.
 import { AegisError } from '../errors.js';
 
@@ -67,6 +69,8 @@ export class SendQueue {
   readonly #maxWaiters: number;
   readonly #metrics: SendQueueOptions['metrics'];
   readonly #channels = new Set<QueueChannel>();
+  /** Open channels for whose sake bulk senders leave the reserve free. */
+  readonly #reserveHolders = new Set<QueueChannel>();
   readonly #interactive: Waiter[] = [];
   readonly #bulk: Waiter[] = [];
   #timer: NodeJS.Timeout | undefined;
@@ -86,8 +90,9 @@ export class SendQueue {
    * Counts `channel` in the budget. The caller routes the channel's onBufferedAmountLow to
    * wake() (one callback per event in node-datachannel, and the router owns them).
    */
-  attach(channel: QueueChannel): void {
+  attach(channel: QueueChannel, options: { holdsReserve?: boolean } = {}): void {
     this.#channels.add(channel);
+    if (options.holdsReserve) this.#reserveHolders.add(channel);
     // Half the budget: the crossing that fires it is one where a waiting sender may fit again.
     channel.setBufferedAmountLowThreshold(Math.floor(this.budget / 2));
   }
@@ -95,6 +100,7 @@ export class SendQueue {
   /** Stops counting `channel`; its waiting senders fail with `reason`. */
   detach(channel: QueueChannel, reason = 'the channel closed'): void {
     this.#channels.delete(channel);
+    this.#reserveHolders.delete(channel);
     const err = new AegisError('AEGIS_ERR_CANCELED', reason);
     for (const list of [this.#interactive, this.#bulk]) {
       for (let i = list.length - 1; i >= 0; i--) {
@@ -115,6 +121,7 @@ export class SendQueue {
     for (const w of [...this.#interactive.splice(0), ...this.#bulk.splice(0)])
       w.reject(this.#closed);
     this.#channels.clear();
+    this.#reserveHolders.clear();
     this.#stopTimer();
   }
 
@@ -209,7 +216,8 @@ export class SendQueue {
   }
 
   #limit(priority: Priority): number {
-    return priority === 'interactive' ? this.budget : this.budget - this.reserve;
+    if (priority === 'interactive' || this.#reserveHolders.size === 0) return this.budget;
+    return this.budget - this.reserve;
   }
 
   #fits(size: number, priority: Priority): boolean {
