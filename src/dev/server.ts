@@ -54,7 +54,11 @@ export class DevControlPlane extends EventEmitter<DevEventMap> {
     super();
     this.origins = validateOrigins(options.allowedOrigins ?? []);
     validateTurn(options.turn);
-    this.log = options.logger ?? createLogger({ name: 'dev-control', secrets: secretsOf(options) });
+    // Embedded (tests, the demo's helpers) it keeps quiet unless given a logger; the
+    // dev-control command passes one that writes to stderr.
+    this.log =
+      options.logger ??
+      createLogger({ name: 'dev-control', level: 'silent', secrets: secretsOf(options) });
     this.store = options.store ?? createDevStore();
     const offset = options.clockOffsetMs ?? 0;
     const now = (): number => Date.now() + offset;
