@@ -76,40 +76,9 @@ readonly DRY_RUN START PREFIX
 
 # ---- how every action is carried out: printed, and run unless --dry-run ------------------
 
-# The words of a command as a shell would read them back: bare when safe, else single-quoted.
-quoted() {
-  local out=() arg
-  for arg in "$@"; do
-    if [[ "${arg}" =~ ^[A-Za-z0-9_./=:,@%+-]+$ ]]; then
-      out+=("${arg}")
-    else
-      out+=("'${arg//\'/\'\\\'\'}'")
-    fi
-  done
-  printf '%s' "${out[*]}"
-}
-
-# act CMD ARGS...: one action, one line.
-act() {
-  if ((DRY_RUN)); then
-    printf 'would: %s\n' "$(quoted "$@")"
-  else
-    printf '+ %s\n' "$(quoted "$@")"
-    "$@"
-  fi
-}
-
-# act_in DIR CMD ARGS...: an action run inside DIR.
-act_in() {
-  local dir="$1"
-  shift
-  if ((DRY_RUN)); then
-    printf 'would: cd %s && %s\n' "$(quoted "${dir}")" "$(quoted "$@")"
-  else
-    printf '+ cd %s && %s\n' "$(quoted "${dir}")" "$(quoted "$@")"
-    (cd "${dir}" && "$@")
-  fi
-}
+# quoted, act and act_in: scripts/lib/actions.sh.
+# shellcheck source=lib/actions.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/actions.sh"
 
 # put MODE DEST NOTE: install stdin as DEST, root-owned, with MODE (written whole, then moved).
 put() {
@@ -182,6 +151,7 @@ act rm -rf "${PREFIX}/dist"
 act cp -R "${SRC_DIR}/dist" "${PREFIX}/dist"
 act install -m 0644 -o root -g root "${SRC_DIR}/package.json" "${SRC_DIR}/package-lock.json" "${PREFIX}/"
 act install -m 0755 -o root -g root "${SRC_DIR}/scripts/provision-toolchain.sh" "${PREFIX}/scripts/"
+act install -D -m 0644 -o root -g root "${SRC_DIR}/scripts/lib/actions.sh" "${PREFIX}/scripts/lib/actions.sh"
 if [[ -f "${SRC_DIR}/docs/operations.md" ]]; then
   act install -m 0644 -o root -g root "${SRC_DIR}/docs/operations.md" "${PREFIX}/docs/"
 fi

@@ -129,38 +129,9 @@ readonly CCACHE_DIR_PATH="${AGENT_CACHE}/ccache"
 
 # ---- how every action is carried out: printed, and run unless --dry-run ------------------
 
-# The words of a command as a shell would read them back: bare when safe, else single-quoted.
-quoted() {
-  local out=() arg
-  for arg in "$@"; do
-    if [[ "${arg}" =~ ^[A-Za-z0-9_./=:,@%+-]+$ ]]; then
-      out+=("${arg}")
-    else
-      out+=("'${arg//\'/\'\\\'\'}'")
-    fi
-  done
-  printf '%s' "${out[*]}"
-}
-
-act() {
-  if ((DRY_RUN)); then
-    printf 'would: %s\n' "$(quoted "$@")"
-  else
-    printf '+ %s\n' "$(quoted "$@")"
-    "$@"
-  fi
-}
-
-act_in() {
-  local dir="$1"
-  shift
-  if ((DRY_RUN)); then
-    printf 'would: cd %s && %s\n' "$(quoted "${dir}")" "$(quoted "$@")"
-  else
-    printf '+ cd %s && %s\n' "$(quoted "${dir}")" "$(quoted "$@")"
-    (cd "${dir}" && "$@")
-  fi
-}
+# quoted, act and act_in: scripts/lib/actions.sh.
+# shellcheck source=lib/actions.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/actions.sh"
 
 note() { printf '%s\n' "$*"; }
 

@@ -143,8 +143,12 @@ describe('scripts/install.sh', () => {
 
   it('asks for a build first when dist/cli.js is missing', () => {
     const dir = tmp('aegis-unbuilt-');
-    fs.mkdirSync(path.join(dir, 'scripts'));
+    fs.mkdirSync(path.join(dir, 'scripts', 'lib'), { recursive: true });
     fs.copyFileSync(INSTALL, path.join(dir, 'scripts', 'install.sh'));
+    fs.copyFileSync(
+      path.join(path.dirname(INSTALL), 'lib', 'actions.sh'),
+      path.join(dir, 'scripts', 'lib', 'actions.sh'),
+    );
     const r = run(path.join(dir, 'scripts', 'install.sh'), ['--dry-run']);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('run npm ci && npm run build first');
