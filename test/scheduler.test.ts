@@ -1,20 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { tc } from './helpers/toolchain.js';
 import { canClaim, type ClaimState } from '../src/jobs/scheduler.js';
-import type { Toolchain } from '../src/toolchains/index.js';
-
-const tc = (
-  id: string,
-  idfVersion: string,
-  targets: string[],
-  previewTargets: string[] = [],
-): Toolchain => ({
-  id,
-  idfVersion,
-  path: `/opt/${id}`,
-  targets,
-  previewTargets,
-  env: {},
-});
 
 const base: ClaimState = {
   draining: false,

@@ -1,25 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { tc } from './helpers/toolchain.js';
 import { isAegisError } from '../src/errors.js';
-import {
-  findToolchain,
-  matchToolchain,
-  versionMatches,
-  type Toolchain,
-} from '../src/toolchains/index.js';
-
-const tc = (
-  id: string,
-  idfVersion: string,
-  targets: string[],
-  previewTargets: string[] = [],
-): Toolchain => ({
-  id,
-  idfVersion,
-  path: `/opt/${id}`,
-  targets,
-  previewTargets,
-  env: {},
-});
+import { findToolchain, matchToolchain, versionMatches } from '../src/toolchains/index.js';
 
 const installed = [
   tc('v51', '5.1.4', ['esp32', 'esp32c3'], ['linux']),

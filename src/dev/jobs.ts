@@ -58,13 +58,7 @@ export class JobBoard {
       channels: spec.channels,
       ...(spec.timeout_s !== undefined ? { timeout_s: spec.timeout_s } : {}),
       phase: 'offered',
-      created_at: this.o.now(),
-      offered_to: [],
-      claimed_by: [],
-      states: [],
-      log_bytes: 0,
-      history: [],
-      duplicates: 0,
+      ...this.freshProgress(),
     };
     putJob(this.o.store, job);
     this.o.emit('job.created', { job_id: job.job_id, target: spec.target });
@@ -197,16 +191,23 @@ export class JobBoard {
       channels: [],
       phase: 'external',
       agent_id: agentId,
-      created_at: this.o.now(),
-      offered_to: [],
-      claimed_by: [],
-      states: [],
-      log_bytes: 0,
-      history: [],
-      duplicates: 0,
+      ...this.freshProgress(),
     };
     putJob(this.o.store, job);
     return job;
+  }
+
+  /** The fields every new job record starts with: nothing offered, claimed or reported yet. */
+  private freshProgress() {
+    return {
+      created_at: this.o.now(),
+      offered_to: [] as string[],
+      claimed_by: [] as string[],
+      states: [] as JobRecord['states'],
+      log_bytes: 0,
+      history: [] as JobRecord['history'],
+      duplicates: 0,
+    };
   }
 
   /** Fail every waiting request (the plane is stopping). */
